@@ -5,31 +5,96 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-VENV    ?= .venv
-PY      := $(VENV)/bin/python
-BIN     := $(abspath $(VENV))/bin
-BUILD   := $(abspath .build)
-export ANSIBLE_HOME := $(BUILD)/ansible-home
-export ANSIBLE_CONFIG := $(abspath ansible.cfg)
-export PATH := $(BIN):$(PATH)
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+BIN       := $(abspath $(VENV))/bin
+BUILD     := $(abspath .build)
+INVENTORY ?= inventories/lab
+# Molecule scenarios run by `make test` (all of molecule/*/ but shared).
+SCENARIOS ?= $(filter-out shared,$(notdir $(patsubst %/,%,$(wildcard molecule/*/))))
 
-.PHONY: help setup engine testhost-image unit sanity lint molecule test lab lab-down build bench changelog clean
+export ANSIBLE_HOME         := $(BUILD)/ansible-home
+export ANSIBLE_CONFIG       := $(abspath ansible.cfg)
+export MOLECULE_GLOB        := molecule/*/molecule.yml
+export PATH                 := $(BIN):$(PATH)
+export LABOPS_DOCKERD_LOG   := $(BUILD)/dockerd.log
+export LABOPS_LOG_DIR       := $(BUILD)/logs
+
+.PHONY: help setup engine images test-debs unit sanity lint molecule test lab lab-down build bench clean
 
 help:
-	@echo "make lab        deploy site.yml -i inventories/lab into the disposable lab server"
-	@echo "make lab-down   remove the lab server container and its volumes"
+	@echo "make lab        deploy site.yml -i $(INVENTORY) into the disposable lab server"
+	@echo "make lab-down   remove the lab server container and its Docker volume"
 	@echo "make test       setup + Docker engine + test images + unit, sanity, lint, molecule"
 	@echo "make setup      create $(VENV) with the pinned tooling (idempotent)"
-	@echo "make bench      run the benchmarks in tests/benchmarks/"
+	@echo "make unit | sanity | lint | molecule [SCENARIOS='docker']   one part of make test"
+	@echo "make build      ansible-galaxy collection build"
+	@echo "make bench      run the benchmarks in tests/benchmarks/ (slow: GB-sized files)"
 
+# --- setup: the venv with the pinned tooling --------------------------------------------
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
 setup: $(VENV)/.installed
 
-unit: setup
-	$(BIN)/pytest tests/unit
+# --- a Docker engine and the images tests need -----------------------------------------
+engine:
+	@mkdir -p $(BUILD)
+	@bash tests/scripts/ensure-engine.sh
 
+# Both scripts build only when their cached image (tagged by content) is missing.
+images: engine
+	@echo "LABOPS_TESTHOST_IMAGE=$$(bash tests/images/build-testhost.sh)" > $(BUILD)/images.env.tmp
+	@echo "LABOPS_PROBE_IMAGE=$$(bash tests/images/build-probe.sh)" >> $(BUILD)/images.env.tmp
+	@mv $(BUILD)/images.env.tmp $(BUILD)/images.env
+	@cat $(BUILD)/images.env
+
+# --- the parts of make test ------------------------------------------------------------
+# Packages the tests use as real peers (MariaDB for mysql_export_sanitize, nginx and curl
+# for the download benchmark); installed from Debian's packages when missing.
+TEST_DEBS := mariadb-server mariadb-client curl
+test-debs:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+unit: setup test-debs
+	LABOPS_REQUIRE_MARIADB=1 $(BIN)/pytest -p no:cacheprovider tests/unit
+
+sanity: setup
+	bash tests/scripts/sanity.sh
+
+lint: setup
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+	$(BIN)/antsibull-changelog lint
+	$(BIN)/ansible-playbook --syntax-check site.yml -i $(INVENTORY)
+
+molecule: setup images
+	@set -a; . $(BUILD)/images.env; set +a; \
+	for s in $(SCENARIOS); do bash tests/scripts/molecule-scenario.sh $$s; done
+
+test: setup engine images unit sanity lint molecule
+	@echo "make test: all passed"
+
+# --- the main job ------------------------------------------------------------------------
+lab: setup engine images
+	@set -a; . $(BUILD)/images.env; set +a; \
+	$(BIN)/ansible-playbook playbooks/sandbox.yml -i $(INVENTORY) && \
+	$(BIN)/ansible-playbook site.yml -i $(INVENTORY)
+
+lab-down: setup
+	$(BIN)/ansible-playbook playbooks/sandbox.yml -i $(INVENTORY) -e sandbox_state=absent
+
+# --- other ---------------------------------------------------------------------------------
+build: setup
+	@mkdir -p $(BUILD)/dist
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist .
+
+bench: setup test-debs
+	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean:
+	rm -rf $(BUILD) tests/output

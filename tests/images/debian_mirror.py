@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print the Debian archive URI this machine's apt is configured with.
 
 Test hosts are built with debootstrap from the same mirror the machine already

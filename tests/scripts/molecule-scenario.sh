@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Run one Molecule scenario the way CI does: create, prepare, converge, idempotence
+# (changed=0), check mode on the converged host (changed=0, which `molecule check` alone does
+# not assert), verify; destroy always, and remove the host's /var/lib/docker volume.
+# Usage: tests/scripts/molecule-scenario.sh SCENARIO
+set -uo pipefail
+scenario=$1
+logdir=${LABOPS_LOG_DIR:-.build/logs}
+export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 NO_COLOR=1 ANSIBLE_NOCOLOR=1
+mkdir -p "$logdir"
+log="$logdir/molecule-$scenario.log"
+
+cleanup() {
+  molecule destroy -s "$scenario" >>"$log" 2>&1 || true
+  docker volume rm -f "labops-$scenario-docker" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+step() {
+  local name=$1; shift
+  local start=$SECONDS
+  if "$@" >>"$log" 2>&1; then
+    printf '  %-28s ok   %4ss\n' "$scenario $name" $((SECONDS - start))
+  else
+    printf '  %-28s FAIL %4ss (log: %s)\n' "$scenario $name" $((SECONDS - start)) "$log"
+    tail -n 60 "$log"
+    exit 1
+  fi
+}
+
+recap_unchanged() {
+  # The last PLAY RECAP of the log must show changed=0 and failed=0 on every host.
+  local recap
+  recap=$(awk '/PLAY RECAP/{buf=""} /ok=[0-9]+ +changed=/{buf=buf $0 "\n"} END{printf "%s", buf}' "$log")
+  [ -n "$recap" ] || { echo "no PLAY RECAP found" >>"$log"; return 1; }
+  if grep -Eq 'changed=[1-9]|failed=[1-9]|unreachable=[1-9]' <<<"$recap"; then
+    echo "check mode is not clean:" >>"$log"; echo "$recap" >>"$log"; return 1
+  fi
+}
+
+: >"$log"
+# A host left by an interrupted run would make `create` reuse stale state: remove it first
+# (faster than `molecule destroy`, which needs molecule's own state to know it).
+docker rm -f "labops-$scenario" >/dev/null 2>&1 || true
+docker volume rm -f "labops-$scenario-docker" >/dev/null 2>&1 || true
+step create    molecule create -s "$scenario"
+step prepare   molecule prepare -s "$scenario"
+step converge  molecule converge -s "$scenario"
+step idempotence molecule idempotence -s "$scenario"
+step check     molecule converge -s "$scenario" -- --check
+step check-clean recap_unchanged
+step verify    molecule verify -s "$scenario"
