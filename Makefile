@@ -20,7 +20,7 @@ export PATH                 := $(BIN):$(PATH)
 export LABOPS_DOCKERD_LOG   := $(BUILD)/dockerd.log
 export LABOPS_LOG_DIR       := $(BUILD)/logs
 
-.PHONY: help setup engine images test-debs unit sanity lint molecule test lab lab-down build bench clean
+.PHONY: help setup engine images test-debs kit-test unit sanity lint molecule test lab lab-down build bench clean
 
 help:
 	@echo "make lab        deploy site.yml -i $(INVENTORY) into the disposable lab server"
@@ -47,7 +47,9 @@ engine:
 # Both scripts build only when their cached image (tagged by content) is missing.
 images: engine
 	@echo "LABOPS_TESTHOST_IMAGE=$$(bash tests/images/build-testhost.sh)" > $(BUILD)/images.env.tmp
+	@echo "LABOPS_TESTHOST_DOCKER_IMAGE=$$(bash tests/images/build-testhost-docker.sh)" >> $(BUILD)/images.env.tmp
 	@echo "LABOPS_PROBE_IMAGE=$$(bash tests/images/build-probe.sh)" >> $(BUILD)/images.env.tmp
+	@bash tests/images/kit/build.sh base postgres
 	@mv $(BUILD)/images.env.tmp $(BUILD)/images.env
 	@cat $(BUILD)/images.env
 
@@ -72,11 +74,15 @@ lint: setup
 	$(BIN)/antsibull-changelog lint
 	$(BIN)/ansible-playbook --syntax-check site.yml -i $(INVENTORY)
 
+# The stand-in images must honour their upstream contracts before any role relies on them.
+kit-test: images
+	bash tests/images/kit/test_postgres_image.sh
+
 molecule: setup images
 	@set -a; . $(BUILD)/images.env; set +a; \
 	for s in $(SCENARIOS); do bash tests/scripts/molecule-scenario.sh $$s; done
 
-test: setup engine images unit sanity lint molecule
+test: setup engine images unit sanity lint kit-test molecule
 	@echo "make test: all passed"
 
 # --- the main job ------------------------------------------------------------------------

@@ -7,7 +7,15 @@ set -uo pipefail
 scenario=$1
 logdir=${LABOPS_LOG_DIR:-.build/logs}
 export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 NO_COLOR=1 ANSIBLE_NOCOLOR=1
+# Every run at -v, so that a secret leaking into task results shows up in the log.
+export ANSIBLE_VERBOSITY=${ANSIBLE_VERBOSITY:-1}
 mkdir -p "$logdir"
+# The docker scenario proves Docker's installation on the bare test host; every other scenario
+# starts from the host with Debian's Docker packages preinstalled (the docker role, run in their
+# prepare step, then only configures and starts it).
+if [ "$scenario" != docker ] && [ -n "${LABOPS_TESTHOST_DOCKER_IMAGE:-}" ]; then
+  export LABOPS_TESTHOST_IMAGE=$LABOPS_TESTHOST_DOCKER_IMAGE
+fi
 log="$logdir/molecule-$scenario.log"
 
 cleanup() {
@@ -50,3 +58,11 @@ step idempotence molecule idempotence -s "$scenario"
 step check     molecule converge -s "$scenario" -- --check
 step check-clean recap_unchanged
 step verify    molecule verify -s "$scenario"
+
+no_secret_in_log() {
+  # Test secrets all contain this marker; Ansible must never print one (no_log, redaction).
+  if grep -n 'labops-test-secret' "$log" >"$log.secrets"; then
+    echo "a test secret reached Ansible's output:" >>"$log"; cat "$log.secrets" >>"$log"; return 1
+  fi
+}
+step no-secret-in-output no_secret_in_log
