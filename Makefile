@@ -20,7 +20,7 @@ export PATH                 := $(BIN):$(PATH)
 export LABOPS_DOCKERD_LOG   := $(BUILD)/dockerd.log
 export LABOPS_LOG_DIR       := $(BUILD)/logs
 
-.PHONY: help setup engine images test-debs kit-test unit sanity lint molecule test lab lab-down build bench clean
+.PHONY: help setup engine images test-debs bench-debs kit-test unit sanity lint molecule test lab lab-down build bench clean
 
 help:
 	@echo "make lab        deploy site.yml -i $(INVENTORY) into the disposable lab server"
@@ -49,18 +49,25 @@ images: engine
 	@echo "LABOPS_TESTHOST_IMAGE=$$(bash tests/images/build-testhost.sh)" > $(BUILD)/images.env.tmp
 	@echo "LABOPS_TESTHOST_DOCKER_IMAGE=$$(bash tests/images/build-testhost-docker.sh)" >> $(BUILD)/images.env.tmp
 	@echo "LABOPS_PROBE_IMAGE=$$(bash tests/images/build-probe.sh)" >> $(BUILD)/images.env.tmp
-	@bash tests/images/kit/build.sh base postgres
+	@bash tests/images/kit/build.sh
 	@mv $(BUILD)/images.env.tmp $(BUILD)/images.env
 	@cat $(BUILD)/images.env
 
 # --- the parts of make test ------------------------------------------------------------
-# Packages the tests use as real peers (MariaDB for mysql_export_sanitize, nginx and curl
-# for the download benchmark); installed from Debian's packages when missing.
-TEST_DEBS := mariadb-server mariadb-client curl
-test-debs:
-	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Debian packages the tests and benchmarks use as real peers, installed when missing:
+# MariaDB for mysql_export_sanitize, rsync and zstd for the backup runner; nginx, curl,
+# PostgreSQL and GNU time for the benchmarks (side-by-side tools and peak RSS).
+TEST_DEBS  := mariadb-server mariadb-client rsync zstd curl
+BENCH_DEBS := $(TEST_DEBS) nginx-light postgresql time
+define apt_ensure
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+endef
+test-debs:
+	$(call apt_ensure,$(TEST_DEBS))
+bench-debs:
+	$(call apt_ensure,$(BENCH_DEBS))
 
 unit: setup test-debs
 	LABOPS_REQUIRE_MARIADB=1 $(BIN)/pytest -p no:cacheprovider tests/unit
@@ -76,7 +83,7 @@ lint: setup
 
 # The stand-in images must honour their upstream contracts before any role relies on them.
 kit-test: images
-	bash tests/images/kit/test_postgres_image.sh
+	@for t in tests/images/kit/test_*_image.sh; do echo "== $$t"; bash $$t; done
 
 molecule: setup images
 	@set -a; . $(BUILD)/images.env; set +a; \
@@ -99,7 +106,7 @@ build: setup
 	@mkdir -p $(BUILD)/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist .
 
-bench: setup test-debs
+bench: setup bench-debs
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean:
