@@ -49,8 +49,10 @@ recap_unchanged() {
 : >"$log"
 # A host left by an interrupted run would make `create` reuse stale state: remove it first
 # (faster than `molecule destroy`, which needs molecule's own state to know it).
+# `molecule reset` forgets molecule's record of it too, so `create` really creates.
 docker rm -f "labops-$scenario" >/dev/null 2>&1 || true
 docker volume rm -f "labops-$scenario-docker" >/dev/null 2>&1 || true
+molecule reset -s "$scenario" >/dev/null 2>&1 || true
 step create    molecule create -s "$scenario"
 step prepare   molecule prepare -s "$scenario"
 step converge  molecule converge -s "$scenario"

@@ -4,7 +4,8 @@
 #
 # Usage: tests/images/kit/build.sh [NAME...]     (no NAME: every image of the kit)
 #   base       Debian 13 minbase + ca-certificates, debootstrap + docker import  (base/)
-#   postgres   Debian's PostgreSQL 17 behind our own entrypoint                   (postgres/)
+#   NAME       every other folder here with a Dockerfile (postgres, mysql, nginx, rabbitmq,
+#              mongo, jupyter, ...: see docs/testing.md for what each stands in for)
 #
 # Every image is tagged labops/kit-NAME:<hash> and labelled org.labops.kit.hash=<hash>,
 # where <hash> covers the files of its folder (except upstream-tags) and the base's hash;
@@ -41,7 +42,7 @@ all_names() {
 folder_digest() {
   (
     cd "$1"
-    find . \( -type f -o -type l \) ! -name upstream-tags -print0 | LC_ALL=C sort -z |
+    find . \( -type f -o -type l \) ! -name upstream-tags ! -name README.md -print0 | LC_ALL=C sort -z |
       while IFS= read -r -d '' f; do
         if [ -L "$f" ]; then
           printf '%s%sL%s%s\n' "$f" "$sep" "$sep" "$(readlink "$f")"
@@ -123,7 +124,14 @@ build_derived() {
   if [ -z "${DOCKER_BUILDKIT:-}" ] && ! docker buildx version >/dev/null 2>&1; then
     export DOCKER_BUILDKIT=0
   fi
-  docker build \
+  # Machines (and labs) behind a TLS-inspecting proxy trust extra CAs; images whose build
+  # fetches over HTTPS (pip) declare ARG EXTRA_CA_CERTS and use them for that step only.
+  local ca_args=()
+  if grep -q '^ARG EXTRA_CA_CERTS' "$kit/$name/Dockerfile" &&
+     compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    ca_args=(--build-arg "EXTRA_CA_CERTS=$(cat /usr/local/share/ca-certificates/*.crt)")
+  fi
+  docker build "${ca_args[@]}" \
     --build-arg "BASE=$BASE_TAG" \
     --label "org.labops.kit.name=$name" \
     --label "org.labops.kit.hash=$hash" \

@@ -8,12 +8,8 @@
 # volumes, a network, a temp folder) carries one run label and is removed at the end.
 set -euo pipefail
 
-kit=$(cd "$(dirname "$0")" && pwd)
-run_id=labops-kit-test-$$
-label="org.labops.kit.test=$run_id"
-work=$(mktemp -d "${TMPDIR:-/tmp}/$run_id.XXXXXX")
-failures=0 checks=0
-t0=$SECONDS
+. "$(dirname "$0")/lib.sh"
+kit_begin postgres "${1:-}"
 
 # A password with every character that quoting gets wrong: ' " $ ` \ spaces, a newline,
 # non-ASCII. Names with a space and a hyphen check identifier quoting too.
@@ -22,38 +18,6 @@ PW_FILE_VALUE=$'file pass: \'single\' "double" $PATH \\n not-a-newline \\'
 DB_USER=ibl_dev
 DB_NAME='alyx local-db'
 
-say() { printf '%s\n' "$*" >&2; }
-pass() { checks=$((checks + 1)); say "PASS  $1"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); say "FAIL  $1"; [ -z "${2:-}" ] || say "      $2"; }
-# check DESCRIPTION COMMAND...: pass when COMMAND succeeds.
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$(tail -n 5 <<<"$out")"; fi; }
-# check_eq DESCRIPTION EXPECTED COMMAND...: pass when COMMAND prints EXPECTED.
-check_eq() {
-  local d=$1 want=$2 got; shift 2
-  if got=$("$@" 2>&1) && [ "$got" = "$want" ]; then pass "$d"; else fail "$d" "expected [$want], got [$(tail -n 5 <<<"$got")]"; fi
-}
-
-cleanup() {
-  local ids=()
-  mapfile -t ids < <(docker ps -aq --filter "label=$label")
-  [ ${#ids[@]} -eq 0 ] || docker rm -fv "${ids[@]}" >/dev/null 2>&1 || true
-  mapfile -t ids < <(docker volume ls -q --filter "label=$label")
-  [ ${#ids[@]} -eq 0 ] || docker volume rm -f "${ids[@]}" >/dev/null 2>&1 || true
-  docker network rm "$run_id" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-image=${1:-}
-if [ -z "$image" ]; then
-  image=$(bash "$kit/build.sh" postgres | awk '$1 == "postgres" { print $NF }')
-fi
-docker image inspect "$image" >/dev/null
-say "testing image $image"
-
-docker network create --label "$label" "$run_id" >/dev/null
-volume() { docker volume create --label "$label" "$run_id-$1" >/dev/null; echo "$run_id-$1"; }
 
 # new_server NAME VOLUME [docker create options...] -- [command...]: create, copy in
 # $work/NAME.initdb (if present), start.
@@ -188,8 +152,10 @@ check_eq "data from .sql and .sql.gz init files" "501|it's" \
 # shellcheck disable=SC2016  # expanded inside the container
 check "server runs as postgres (uid 999) and is PID 1 (gets docker stop's signal)" \
   docker exec "$run_id-main" bash -c '[ "$(stat -c %U /proc/1)" = postgres ] && [ "$(id -u postgres)" = 999 ] && grep -qx postgres /proc/1/comm'
+# Read as postgres: root in a container lacks CAP_SYS_PTRACE and may not read another user's
+# environ (an unreadable file must fail the check, not pass it).
 check "the server's environment holds no password" \
-  docker exec "$run_id-main" bash -c '! tr "\0" "\n" </proc/1/environ | grep -q "^POSTGRES_PASSWORD="'
+  docker exec -u postgres "$run_id-main" bash -c 'e=$(tr "\0" "\n" </proc/1/environ) && [ -n "$e" ] && ! grep -q "^POSTGRES_PASSWORD=" <<<"$e"'
 
 # ---- pg_dump -Fc through docker exec, pg_restore into a fresh database ----------------
 if docker exec "$run_id-main" pg_dump -U "$DB_USER" -Fc -d "$DB_NAME" >"$work/dump.pgc" 2>"$work/dump.err" \
@@ -290,6 +256,4 @@ check "pg_isready, psql, pg_dump, pg_restore, initdb, postgres on PATH" \
 check "the server is PostgreSQL 17 (postgres --version goes straight to the binary)" \
   bash -c "docker run --rm --label '$label' '$image' postgres --version | grep -q ' 17\\.'"
 
-say ""
-say "$((checks - failures))/$checks checks passed in $((SECONDS - t0)) s"
-[ "$failures" -eq 0 ]
+kit_end

@@ -1,0 +1,71 @@
+# Shared harness of the kit's image tests (tests/images/kit/test_*_image.sh), sourced:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   kit_begin postgres "${1:-}"     # sets: kit, image, run_id, label, work; a network "$run_id"
+#   check "description" command...  # PASS when the command succeeds
+#   check_eq "description" expected command...
+#   kit_end                         # prints the summary; exit status 0 only if all passed
+#
+# Everything a test creates carries "$label" and is removed at exit (containers with their
+# anonymous volumes, named volumes, the network, the temp folder), even on Ctrl-C.
+# shellcheck shell=bash
+
+kit=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+run_id=labops-kit-test-$$
+label="org.labops.kit.test=$run_id"
+work=$(mktemp -d "${TMPDIR:-/tmp}/$run_id.XXXXXX")
+failures=0 checks=0
+t0=$SECONDS
+
+say() { printf '%s\n' "$*" >&2; }
+pass() { checks=$((checks + 1)); say "PASS  [$((SECONDS - t0))s] $1"; }
+fail() {
+  checks=$((checks + 1)); failures=$((failures + 1))
+  say "FAIL  [$((SECONDS - t0))s] $1"
+  [ -z "${2:-}" ] || say "      $2"
+}
+# check DESCRIPTION COMMAND...: pass when COMMAND succeeds.
+check() {
+  local d=$1 out; shift
+  if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$(tail -n 5 <<<"$out")"; fi
+}
+# check_eq DESCRIPTION EXPECTED COMMAND...: pass when COMMAND prints EXPECTED.
+check_eq() {
+  local d=$1 want=$2 got; shift 2
+  if got=$("$@" 2>&1) && [ "$got" = "$want" ]; then pass "$d"
+  else fail "$d" "expected [$want], got [$(tail -n 5 <<<"$got")]"; fi
+}
+
+kit_cleanup() {
+  local ids=()
+  mapfile -t ids < <(docker ps -aq --filter "label=$label")
+  [ ${#ids[@]} -eq 0 ] || docker rm -fv "${ids[@]}" >/dev/null 2>&1 || true
+  mapfile -t ids < <(docker volume ls -q --filter "label=$label")
+  [ ${#ids[@]} -eq 0 ] || docker volume rm -f "${ids[@]}" >/dev/null 2>&1 || true
+  docker network rm "$run_id" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+
+# kit_begin NAME [IMAGE]: the image under test (built by build.sh when not given), a
+# labelled network named "$run_id", and the clean-up traps.
+kit_begin() {
+  local name=$1
+  image=${2:-}
+  trap kit_cleanup EXIT
+  trap 'exit 130' INT TERM
+  if [ -z "$image" ]; then
+    image=$(bash "$kit/build.sh" "$name" | awk -v n="$name" '$1 == n { print $NF }')
+  fi
+  docker image inspect "$image" >/dev/null
+  say "testing image $image"
+  docker network create --label "$label" "$run_id" >/dev/null
+}
+
+# volume NAME: a labelled named volume; prints its name.
+volume() { docker volume create --label "$label" "$run_id-$1" >/dev/null; echo "$run_id-$1"; }
+
+kit_end() {
+  say ""
+  say "$((checks - failures))/$checks checks passed in $((SECONDS - t0)) s"
+  [ "$failures" -eq 0 ]
+}
