@@ -69,3 +69,33 @@ kit_end() {
   say "$((checks - failures))/$checks checks passed in $((SECONDS - t0)) s"
   [ "$failures" -eq 0 ]
 }
+
+# wait_healthy NAME [SECONDS]: bounded wait until Docker reports the container healthy;
+# fails early (with its last log lines) when it stopped.
+wait_healthy() {
+  local c=$run_id-$1 limit=${2:-90} start=$SECONDS status
+  while [ $((SECONDS - start)) -lt "$limit" ]; do
+    status=$(docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' "$c")
+    case $status in
+      'running healthy') return 0 ;;
+      running*) sleep 0.5 ;;
+      *) docker logs --tail 20 "$c" >&2; return 1 ;;
+    esac
+  done
+  docker logs --tail 20 "$c" >&2
+  return 1
+}
+
+# wait_exit NAME SECONDS: print the container's exit code once it stopped by itself, or
+# "still running after Ns".
+wait_exit() {
+  local c=$run_id-$1 limit=$2 start=$SECONDS
+  while [ $((SECONDS - start)) -lt "$limit" ]; do
+    if [ "$(docker inspect -f '{{.State.Running}}' "$c")" = false ]; then
+      docker inspect -f '{{.State.ExitCode}}' "$c"
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "still running after ${limit}s"
+}

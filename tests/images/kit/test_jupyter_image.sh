@@ -97,33 +97,6 @@ run_client() {
   grep -qE '^(PASS|FAIL) ' <<<"$out" || fail "HTTP client ($1) ran" "$(tail -n 5 <<<"$out")"
 }
 
-# wait_healthy NAME: the image's own HEALTHCHECK (GET /api), bounded.
-wait_healthy() {
-  local c=$run_id-$1 limit=${2:-90} start=$SECONDS status
-  while [ $((SECONDS - start)) -lt "$limit" ]; do
-    status=$(docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' "$c")
-    case $status in
-      'running healthy') return 0 ;;
-      running*) sleep 0.5 ;;
-      *) docker logs --tail 20 "$c" >&2; return 1 ;;
-    esac
-  done
-  docker logs --tail 20 "$c" >&2
-  return 1
-}
-
-wait_exit() {
-  local c=$run_id-$1 limit=$2 start=$SECONDS
-  while [ $((SECONDS - start)) -lt "$limit" ]; do
-    if [ "$(docker inspect -f '{{.State.Running}}' "$c")" = false ]; then
-      docker inspect -f '{{.State.ExitCode}}' "$c"
-      return 0
-    fi
-    sleep 0.5
-  done
-  echo "still running after ${limit}s"
-}
-
 # ---- start both servers at once: plain password, and a hash ------------------------------
 hash=$(docker run --rm --label "$label" -e HASHED_PW="$HASHED_PW" --entrypoint /opt/venv/bin/python "$image" \
   -c 'import os; from jupyter_server.auth import passwd; print(passwd(os.environ["HASHED_PW"]))')

@@ -159,32 +159,6 @@ new_server() {
     "${opts[@]}" "$image" "${cmd[@]}" >/dev/null
 }
 
-wait_healthy() {
-  local c=$run_id-$1 limit=${2:-60} start=$SECONDS status
-  while [ $((SECONDS - start)) -lt "$limit" ]; do
-    status=$(docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' "$c")
-    case $status in
-      'running healthy') return 0 ;;
-      running*) sleep 0.5 ;;
-      *) docker logs --tail 20 "$c" >&2; return 1 ;;
-    esac
-  done
-  docker logs --tail 20 "$c" >&2
-  return 1
-}
-
-wait_exit() {
-  local c=$run_id-$1 limit=$2 start=$SECONDS
-  while [ $((SECONDS - start)) -lt "$limit" ]; do
-    if [ "$(docker inspect -f '{{.State.Running}}' "$c")" = false ]; then
-      docker inspect -f '{{.State.ExitCode}}' "$c"
-      return 0
-    fi
-    sleep 0.5
-  done
-  echo "still running after ${limit}s"
-}
-
 # ---- first start ----------------------------------------------------------------------
 new_server main -v "$vol:/data/db"
 if wait_healthy main; then

@@ -115,34 +115,6 @@ new_server() {
     --health-retries 40 "$@" "$image" >/dev/null
 }
 
-# wait_healthy NAME [SECONDS]: bounded wait for Docker's health status.
-wait_healthy() {
-  local c=$run_id-$1 limit=${2:-90} start=$SECONDS status
-  while [ $((SECONDS - start)) -lt "$limit" ]; do
-    status=$(docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' "$c")
-    case $status in
-      'running healthy') return 0 ;;
-      running*) sleep 1 ;;
-      *) docker logs --tail 20 "$c" >&2; return 1 ;;
-    esac
-  done
-  docker logs --tail 20 "$c" >&2
-  return 1
-}
-
-# wait_exit NAME SECONDS: the container's exit code once it stopped by itself.
-wait_exit() {
-  local c=$run_id-$1 limit=$2 start=$SECONDS
-  while [ $((SECONDS - start)) -lt "$limit" ]; do
-    if [ "$(docker inspect -f '{{.State.Running}}' "$c")" = false ]; then
-      docker inspect -f '{{.State.ExitCode}}' "$c"
-      return 0
-    fi
-    sleep 0.5
-  done
-  echo "still running after ${limit}s"
-}
-
 # ---- first start: healthcheck, management API, AMQP ------------------------------------
 new_server main "$HOSTNAME_MAIN" -e RABBITMQ_DEFAULT_USER="$RMQ_USER" \
   -e RABBITMQ_DEFAULT_PASS="$RMQ_PASS" -e RABBITMQ_DEFAULT_VHOST="$RMQ_VHOST"
