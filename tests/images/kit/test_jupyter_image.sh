@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# run_id, label, work, image, t0, kit come from lib.sh (sourced below):
+# shellcheck disable=SC2154
 # Prove, against a running container, that the kit's jupyter image (JupyterLab from PyPI,
 # stand-in for quay.io/jupyter/base-notebook) keeps the contract the roles rely on (see
 # tests/images/kit/jupyter/README.md and docs/testing.md).

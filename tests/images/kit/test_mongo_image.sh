@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# run_id, label, work, image, t0, kit come from lib.sh (sourced below):
+# shellcheck disable=SC2154
 # Prove, against a running container, what the kit's mongo stand-in (NX-27017, NOT
 # MongoDB) does for a pymongo client such as datalab's, and that it refuses what it
 # cannot do (see tests/images/kit/mongo/README.md and docs/testing.md).

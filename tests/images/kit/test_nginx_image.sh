@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# run_id, label, work, image, t0, kit come from lib.sh (sourced below):
+# shellcheck disable=SC2154
 # Prove, against running containers, that the kit's nginx image keeps the upstream nginx
 # image's contract (see docs/testing.md, "Offline image kit").
 #

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# run_id, label, work, image, t0, kit come from lib.sh (sourced below):
+# shellcheck disable=SC2154
 # Prove, against a running container, that the kit's postgres image keeps the upstream
 # image's contract (see docs/testing.md, "Offline image kit").
 #
@@ -154,6 +156,7 @@ check "server runs as postgres (uid 999) and is PID 1 (gets docker stop's signal
   docker exec "$run_id-main" bash -c '[ "$(stat -c %U /proc/1)" = postgres ] && [ "$(id -u postgres)" = 999 ] && grep -qx postgres /proc/1/comm'
 # Read as postgres: root in a container lacks CAP_SYS_PTRACE and may not read another user's
 # environ (an unreadable file must fail the check, not pass it).
+# shellcheck disable=SC2016  # expanded inside the container
 check "the server's environment holds no password" \
   docker exec -u postgres "$run_id-main" bash -c 'e=$(tr "\0" "\n" </proc/1/environ) && [ -n "$e" ] && ! grep -q "^POSTGRES_PASSWORD=" <<<"$e"'
 

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# run_id, label, work, image, t0, kit come from lib.sh (sourced below):
+# shellcheck disable=SC2154
 # Prove, against a running container, that the kit's rabbitmq image keeps the upstream
 # rabbitmq:4-management contract (see docs/testing.md, "Offline image kit").
 #
