@@ -10,8 +10,14 @@ PY        := $(VENV)/bin/python
 BIN       := $(abspath $(VENV))/bin
 BUILD     := $(abspath .build)
 INVENTORY ?= inventories/lab
-# Molecule scenarios run by `make test` (all of molecule/*/ but shared).
-SCENARIOS ?= $(filter-out shared,$(notdir $(patsubst %/,%,$(wildcard molecule/*/))))
+# Molecule scenarios run by `make test`: all of molecule/*/ but shared, the longest first
+# (they run LABOPS_JOBS at a time), then any scenario not yet in that list.
+ALL_SCENARIOS  := $(filter-out shared,$(notdir $(patsubst %/,%,$(wildcard molecule/*/))))
+LONGEST_FIRST  := alyx alyx_local tls backup compose_stack docker
+SCENARIOS      ?= $(filter $(ALL_SCENARIOS),$(LONGEST_FIRST)) $(filter-out $(LONGEST_FIRST),$(ALL_SCENARIOS))
+# Scenarios and kit tests run side by side: most of their time is spent waiting on
+# containers, so two at a time on 2 cores cuts the wall time (see docs/testing.md).
+export LABOPS_JOBS  ?= 2
 
 export ANSIBLE_HOME         := $(BUILD)/ansible-home
 export ANSIBLE_CONFIG       := $(abspath ansible.cfg)
@@ -20,7 +26,7 @@ export PATH                 := $(BIN):$(PATH)
 export LABOPS_DOCKERD_LOG   := $(BUILD)/dockerd.log
 export LABOPS_LOG_DIR       := $(BUILD)/logs
 
-.PHONY: help setup engine images test-debs bench-debs kit-test unit sanity lint molecule test lab lab-down build bench clean
+.PHONY: help setup engine images test-debs bench-debs kit-test unit sanity lint checks molecule test lab lab-down build bench clean
 
 help:
 	@echo "make lab        deploy site.yml -i $(INVENTORY) into the disposable lab server"
@@ -55,9 +61,10 @@ images: engine
 
 # --- the parts of make test ------------------------------------------------------------
 # Debian packages the tests and benchmarks use as real peers, installed when missing:
-# MariaDB for mysql_export_sanitize, rsync and zstd for the backup runner; nginx, curl,
+# MariaDB for mysql_export_sanitize, rsync and zstd for the backup runner, debootstrap for
+# the test images (installed here, so no apt runs while images build); nginx, curl,
 # PostgreSQL and GNU time for the benchmarks (side-by-side tools and peak RSS).
-TEST_DEBS  := mariadb-server mariadb-client rsync zstd curl
+TEST_DEBS  := mariadb-server mariadb-client rsync zstd curl debootstrap
 BENCH_DEBS := $(TEST_DEBS) nginx-light postgresql time
 define apt_ensure
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -83,13 +90,19 @@ lint: setup
 
 # The stand-in images must honour their upstream contracts before any role relies on them.
 kit-test: images
-	@for t in tests/images/kit/test_*_image.sh; do echo "== $$t"; bash $$t; done
+	@bash tests/scripts/parallel.sh kit-test -- bash ::: $(wildcard tests/images/kit/test_*_image.sh)
 
 molecule: setup images
 	@set -a; . $(BUILD)/images.env; set +a; \
-	for s in $(SCENARIOS); do bash tests/scripts/molecule-scenario.sh $$s; done
+	bash tests/scripts/parallel.sh molecule -- bash tests/scripts/molecule-scenario.sh ::: $(SCENARIOS)
 
-test: setup engine images unit sanity lint kit-test molecule
+# The checks that need no test image run while the images build (apt and pip downloads
+# leave the CPU idle); each part's output is printed whole when it ends.
+checks: unit sanity lint
+
+test: setup test-debs engine
+	@$(MAKE) --no-print-directory -j2 --output-sync=target images checks
+	@$(MAKE) --no-print-directory kit-test molecule
 	@echo "make test: all passed"
 
 # --- the main job ------------------------------------------------------------------------

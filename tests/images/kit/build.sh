@@ -140,8 +140,17 @@ build_derived() {
   log "built $tag in $((SECONDS - start)) s"
 }
 
+# build_one NAME: build (when missing) and tag one derived image; prints its stdout line.
+build_one() {
+  local name=$1 id tags
+  build_derived "$name"
+  id=$(image_id "$BUILT_TAG")
+  tags=$(tag_upstream "$name" "$BUILT_TAG" "$id")
+  echo "$name ${tags:+$tags }$id"
+}
+
 main() {
-  local names=("$@") name id tags
+  local names=("$@") name jobs out pids=() failed=0 i
   [ ${#names[@]} -gt 0 ] || mapfile -t names < <(all_names)
   for name in "${names[@]}"; do
     if [ "$name" != base ] && [ ! -f "$kit/$name/Dockerfile" ]; then
@@ -157,17 +166,26 @@ main() {
   flock -w 3600 9 || { log "another kit build holds the lock for an hour; giving up"; exit 1; }
 
   build_base
-  for name in "${names[@]}"; do
+  # Derived images only share the base, so they build side by side, LABOPS_JOBS (default 2)
+  # at a time: their builds wait on apt and pip downloads as much as on the CPU. Each one's
+  # stdout line is kept and printed in the order asked.
+  jobs=${LABOPS_JOBS:-2}
+  out=$(mktemp -d)
+  for i in "${!names[@]}"; do
+    name=${names[$i]}
     if [ "$name" = base ]; then
       docker tag "$BASE_TAG" "$repo-base:latest"
-      echo "base $BASE_TAG $(image_id "$BASE_TAG")"
+      echo "base $BASE_TAG $(image_id "$BASE_TAG")" >"$out/$i"
       continue
     fi
-    build_derived "$name"
-    id=$(image_id "$BUILT_TAG")
-    tags=$(tag_upstream "$name" "$BUILT_TAG" "$id")
-    echo "$name ${tags:+$tags }$id"
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || failed=1; done
+    build_one "$name" >"$out/$i" &
+    pids+=($!)
   done
+  for i in "${pids[@]}"; do wait "$i" || failed=1; done
+  for i in "${!names[@]}"; do cat "$out/$i" 2>/dev/null || true; done
+  rm -rf "$out"
+  [ "$failed" = 0 ] || { log "some images failed to build (see above)"; exit 1; }
 }
 
 main "$@"
