@@ -48,11 +48,13 @@ recap_unchanged() {
 
 : >"$log"
 # A host left by an interrupted run would make `create` reuse stale state: remove it first
-# (faster than `molecule destroy`, which needs molecule's own state to know it).
-# `molecule reset` forgets molecule's record of it too, so `create` really creates.
+# (faster than `molecule destroy`, which needs molecule's own state to know it), and forget
+# molecule's record of it (its ephemeral folder), so `create` really creates. Not
+# `molecule reset`: the docker driver's reset ignores -s and stops and prunes EVERY
+# molecule container on the machine, which kills the scenarios running alongside.
 docker rm -f "labops-$scenario" >/dev/null 2>&1 || true
 docker volume rm -f "labops-$scenario-docker" >/dev/null 2>&1 || true
-molecule reset -s "$scenario" >/dev/null 2>&1 || true
+rm -rf "${ANSIBLE_HOME:-$HOME/.ansible}"/tmp/molecule.*."$scenario"
 step create    molecule create -s "$scenario"
 step prepare   molecule prepare -s "$scenario"
 step converge  molecule converge -s "$scenario"
