@@ -4,6 +4,7 @@
 #   kit_begin postgres "${1:-}"     # sets: kit, image, run_id, label, work; a network "$run_id"
 #   check "description" command...  # PASS when the command succeeds
 #   check_eq "description" expected command...
+#   check_eq_within SECONDS "description" expected command...   # for values that settle
 #   kit_end                         # prints the summary; exit status 0 only if all passed
 #
 # Everything a test creates carries "$label" and is removed at exit (containers with their
@@ -34,6 +35,18 @@ check_eq() {
   local d=$1 want=$2 got; shift 2
   if got=$("$@" 2>&1) && [ "$got" = "$want" ]; then pass "$d"
   else fail "$d" "expected [$want], got [$(tail -n 5 <<<"$got")]"; fi
+}
+# check_eq_within SECONDS DESCRIPTION EXPECTED COMMAND...: like check_eq, for a value that is
+# only eventually right (a server's periodic statistics): retried once a second until SECONDS.
+check_eq_within() {
+  local limit=$1 d=$2 want=$3 got end; shift 3
+  end=$((SECONDS + limit))
+  while :; do
+    if got=$("$@" 2>&1) && [ "$got" = "$want" ]; then pass "$d"; return; fi
+    [ "$SECONDS" -lt "$end" ] || break
+    sleep 1
+  done
+  fail "$d" "expected [$want] within ${limit}s, got [$(tail -n 5 <<<"$got")]"
 }
 
 kit_cleanup() {
