@@ -61,11 +61,11 @@ images: engine
 
 # --- the parts of make test ------------------------------------------------------------
 # Debian packages the tests and benchmarks use as real peers, installed when missing:
-# MariaDB for mysql_export_sanitize, rsync and zstd for the backup runner, debootstrap for
-# the test images (installed here, so no apt runs while images build); nginx, curl,
-# PostgreSQL and GNU time for the benchmarks (side-by-side tools and peak RSS).
-TEST_DEBS  := mariadb-server mariadb-client rsync zstd curl debootstrap
-BENCH_DEBS := $(TEST_DEBS) nginx-light postgresql time
+# MariaDB for mysql_export_sanitize, PostgreSQL for the alyx dump loader, rsync and zstd for
+# the backup runner, debootstrap for the test images (installed here, so no apt runs while
+# images build); nginx, curl and GNU time for the benchmarks (side-by-side tools, peak RSS).
+TEST_DEBS  := mariadb-server mariadb-client postgresql rsync zstd curl debootstrap
+BENCH_DEBS := $(TEST_DEBS) nginx-light time
 define apt_ensure
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
@@ -77,7 +77,7 @@ bench-debs:
 	$(call apt_ensure,$(BENCH_DEBS))
 
 unit: setup test-debs
-	LABOPS_REQUIRE_MARIADB=1 $(BIN)/pytest -p no:cacheprovider tests/unit
+	LABOPS_REQUIRE_MARIADB=1 LABOPS_REQUIRE_POSTGRES=1 $(BIN)/pytest -p no:cacheprovider tests/unit
 
 sanity: setup
 	bash tests/scripts/sanity.sh

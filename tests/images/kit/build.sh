@@ -5,7 +5,10 @@
 # Usage: tests/images/kit/build.sh [NAME...]     (no NAME: every image of the kit)
 #   base       Debian 13 minbase + ca-certificates, debootstrap + docker import  (base/)
 #   NAME       every other folder here with a Dockerfile (postgres, mysql, nginx, rabbitmq,
-#              mongo, jupyter, ...: see docs/testing.md for what each stands in for)
+#              mongo, jupyter, ...: see docs/testing.md for what each stands in for), or
+#              with a file `context` naming, relative to the repository, a build context
+#              kept elsewhere in the project (alyx: the alyx_local role's image, built by
+#              the role for a lab and by the kit for the tests from the same files)
 #
 # Every image is tagged labops/kit-NAME:<hash> and labelled org.labops.kit.hash=<hash>,
 # where <hash> covers the files of its folder (except upstream-tags) and the base's hash;
@@ -28,13 +31,26 @@ sep=$'\x1f'
 
 log() { echo "kit: $*" >&2; }
 
-# Names of the kit: base first, then every folder with a Dockerfile.
+# Names of the kit: base first, then every folder with a Dockerfile or a context file.
 all_names() {
   echo base
   local d
-  for d in "$kit"/*/Dockerfile; do
-    [ -e "$d" ] && basename "$(dirname "$d")"
+  for d in "$kit"/*/; do
+    d=${d%/}
+    [ "$(basename "$d")" != base ] || continue
+    if [ -f "$d/Dockerfile" ] || [ -f "$d/context" ]; then basename "$d"; fi
   done
+}
+
+# The build context of NAME: its folder, or the folder its `context` file names.
+context_dir() {
+  local name=$1 rel
+  if [ -f "$kit/$name/context" ]; then
+    rel=$(sed -n '/^[^#]/{p;q}' "$kit/$name/context")
+    (cd "$images/../.." && cd "$rel" && pwd)
+  else
+    echo "$kit/$name"
+  fi
 }
 
 # Content digest of a folder: relative path, permission bits and contents of every file
@@ -110,8 +126,9 @@ build_base() {
 }
 
 build_derived() {
-  local name=$1 hash tag start
-  hash=$({ echo "kit $name base=$BASE_HASH"; folder_digest "$kit/$name"; } | short)
+  local name=$1 hash tag start ctx
+  ctx=$(context_dir "$name")
+  hash=$({ echo "kit $name base=$BASE_HASH"; folder_digest "$ctx"; } | short)
   tag="$repo-$name:$hash"
   BUILT_TAG=$tag
   if docker image inspect "$tag" >/dev/null 2>&1; then
@@ -119,7 +136,7 @@ build_derived() {
     return 0
   fi
   start=$SECONDS
-  log "building $tag from $kit/$name (base $BASE_TAG)"
+  log "building $tag from $ctx (base $BASE_TAG)"
   # Without the buildx plugin the CLI can only use the classic builder.
   if [ -z "${DOCKER_BUILDKIT:-}" ] && ! docker buildx version >/dev/null 2>&1; then
     export DOCKER_BUILDKIT=0
@@ -127,7 +144,7 @@ build_derived() {
   # Machines (and labs) behind a TLS-inspecting proxy trust extra CAs; images whose build
   # fetches over HTTPS (pip) declare ARG EXTRA_CA_CERTS and use them for that step only.
   local ca_args=()
-  if grep -q '^ARG EXTRA_CA_CERTS' "$kit/$name/Dockerfile" &&
+  if grep -q '^ARG EXTRA_CA_CERTS' "$ctx/Dockerfile" &&
      compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
     ca_args=(--build-arg "EXTRA_CA_CERTS=$(cat /usr/local/share/ca-certificates/*.crt)")
   fi
@@ -136,7 +153,7 @@ build_derived() {
     --label "org.labops.kit.name=$name" \
     --label "org.labops.kit.hash=$hash" \
     --label "org.labops.kit.base=$BASE_TAG" \
-    --tag "$tag" "$kit/$name" >&2
+    --tag "$tag" "$ctx" >&2
   log "built $tag in $((SECONDS - start)) s"
 }
 
@@ -153,7 +170,7 @@ main() {
   local names=("$@") name jobs out pids=() failed=0 i
   [ ${#names[@]} -gt 0 ] || mapfile -t names < <(all_names)
   for name in "${names[@]}"; do
-    if [ "$name" != base ] && [ ! -f "$kit/$name/Dockerfile" ]; then
+    if [ "$name" != base ] && [ ! -f "$kit/$name/Dockerfile" ] && [ ! -f "$kit/$name/context" ]; then
       log "unknown image '$name' (known: $(all_names | tr '\n' ' '))"
       exit 2
     fi

@@ -5,6 +5,8 @@
 #   check "description" command...  # PASS when the command succeeds
 #   check_eq "description" expected command...
 #   check_eq_within SECONDS "description" expected command...   # for values that settle
+#   check_stop CONTAINER "how it stops" [any [LABEL]]            # docker stop within 10 s
+#   relay_results "client" "$output"                             # PASS/FAIL lines of a client
 #   kit_end                         # prints the summary; exit status 0 only if all passed
 #
 # Everything a test creates carries "$label" and is removed at exit (containers with their
@@ -47,6 +49,34 @@ check_eq_within() {
     sleep 1
   done
   fail "$d" "expected [$want] within ${limit}s, got [$(tail -n 5 <<<"$got")]"
+}
+
+# check_stop CONTAINER WHY [any]: `docker stop -t 10` must end CONTAINER within 10 s with exit
+# code 0 (with `any`: any code but 137, which is SIGKILL after the timeout). WHY says how.
+check_stop() {
+  local c=$1 why=$2 want=${3:-0} start ms code
+  start=$(date +%s%N)
+  docker stop -t 10 "$c" >/dev/null
+  ms=$((($(date +%s%N) - start) / 1000000))
+  code=$(docker inspect -f '{{.State.ExitCode}}' "$c")
+  if [ "$ms" -lt 10000 ] && { [ "$code" = "$want" ] || { [ "$want" = any ] && [ "$code" != 137 ]; }; }; then
+    pass "docker stop${4:+ ($4)}: exit code $code after ${ms} ms ($why)"
+  else
+    fail "docker stop${4:+ ($4)}: exit code ${want/any/not 137} within 10 s" "exit code $code after ${ms} ms"
+  fi
+}
+
+# relay_results WHAT OUTPUT: a client run inside a container printed "PASS ..." / "FAIL ..."
+# lines; count each as a check, and fail "WHAT ran" when it printed none.
+relay_results() {
+  local line
+  while IFS= read -r line; do
+    case $line in
+      'PASS '*) pass "${line#PASS }" ;;
+      'FAIL '*) fail "${line#FAIL }" ;;
+    esac
+  done <<<"$2"
+  grep -qE '^(PASS|FAIL) ' <<<"$2" || fail "$1 ran" "$(tail -n 5 <<<"$2")"
 }
 
 kit_cleanup() {

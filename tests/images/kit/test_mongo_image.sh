@@ -137,16 +137,10 @@ vol=$(docker volume create --label "$label" "$run_id-data")
 
 # run_client MODE: run client.py in a second container; turn its lines into checks.
 run_client() {
-  local out line
+  local out
   out=$(docker run --rm --label "$label" --network "$run_id" -v "$work/client:/client:ro" \
     --entrypoint /opt/nx-27017/bin/python "$image" /client/client.py "$1" 2>&1) || true
-  while IFS= read -r line; do
-    case $line in
-      'PASS '*) pass "${line#PASS }" ;;
-      'FAIL '*) fail "${line#FAIL }" ;;
-    esac
-  done <<<"$out"
-  grep -qE '^(PASS|FAIL) ' <<<"$out" || fail "pymongo client ($1) ran" "$(tail -n 5 <<<"$out")"
+  relay_results "pymongo client ($1)" "$out"
 }
 
 # new_server NAME [docker run options...] [-- command...]: on the volume, with the
@@ -178,15 +172,7 @@ check_eq "the data lands in the /data/db volume (datalabvue.db, owned by mongodb
   docker exec "$run_id-main" stat -c %U /data/db/datalabvue.db
 
 # ---- clean stop; same volume again ------------------------------------------------------
-start=$(date +%s%N)
-docker stop -t 10 "$run_id-main" >/dev/null
-ms=$((($(date +%s%N) - start) / 1000000))
-code=$(docker inspect -f '{{.State.ExitCode}}' "$run_id-main")
-if [ "$code" = 0 ] && [ "$ms" -lt 10000 ]; then
-  pass "docker stop: exit code 0 after ${ms} ms (SIGTERM handled, not killed)"
-else
-  fail "docker stop: exit code 0 within 10 s" "exit code $code after ${ms} ms"
-fi
+check_stop "$run_id-main" "SIGTERM handled, not killed"
 # The same container again, after a clean stop and after a crash (SIGKILL): then its
 # /tmp still holds a pid file naming PID 1, which NX-27017 alone would take for itself.
 docker start "$run_id-main" >/dev/null

@@ -271,15 +271,7 @@ else
 fi
 
 # ---- clean stop within 10 s; a new container on the same volume skips init -------------
-start=$(date +%s%N)
-docker stop -t 10 "$run_id-main" >/dev/null
-ms=$((($(date +%s%N) - start) / 1000000))
-code=$(docker inspect -f '{{.State.ExitCode}}' "$run_id-main")
-if [ "$code" = 0 ] && [ "$ms" -lt 10000 ]; then
-  pass "docker stop: exit code 0 after ${ms} ms (SIGTERM, clean shutdown, not killed)"
-else
-  fail "docker stop: exit code 0 within 10 s" "exit code $code after ${ms} ms"
-fi
+check_stop "$run_id-main" "SIGTERM, clean shutdown, not killed"
 check "server log says the shutdown was clean" bash -c "docker logs '$run_id-main' 2>&1 | tail -n 3 | grep -q 'Shutdown complete'"
 docker rm "$run_id-main" >/dev/null
 # Same volume, same init files, another password in the environment (must be ignored:
