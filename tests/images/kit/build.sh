@@ -4,6 +4,9 @@
 #
 # Usage: tests/images/kit/build.sh [NAME...]     (no NAME: every image of the kit)
 #   base       Debian 13 minbase + ca-certificates, debootstrap + docker import  (base/)
+#              (an image whose folder holds a file `suite`, e.g. `bookworm`, gets a base of
+#              that Debian suite instead, made the same way: datalab-api needs Python 3.11;
+#              a file `build-args` holds KEY=VALUE build arguments, part of the hash)
 #   NAME       every other folder here with a Dockerfile (postgres, mysql, nginx, rabbitmq,
 #              mongo, jupyter, ...: see docs/testing.md for what each stands in for), or
 #              with a file `context` naming, relative to the repository, a build context
@@ -24,7 +27,8 @@ set -euo pipefail
 
 kit=$(cd "$(dirname "$0")" && pwd)
 images=$(dirname "$kit")
-suite=trixie
+# The Debian suite of the base unless an image's folder names another in its file `suite`.
+default_suite=trixie
 repo=${LABOPS_KIT_REPO:-labops/kit}
 # Field separator of the hash input; not a character file names here contain.
 sep=$'\x1f'
@@ -86,7 +90,17 @@ ensure_debootstrap() {
 }
 
 base_hash() {
+  local suite=$1
   { echo "kit base suite=$suite"; folder_digest "$kit/base"; sha256sum <"$images/debian_mirror.py"; } | short
+}
+
+# The Debian suite NAME's base is made of.
+suite_of() {
+  local name=$1 suite=$default_suite
+  if [ "$name" != base ] && [ -f "$kit/$name/suite" ]; then
+    suite=$(sed -n '/^[a-z]/{p;q}' "$kit/$name/suite")
+  fi
+  echo "$suite"
 }
 
 # Tag under labops/kit-NAME:latest and every name of NAME/upstream-tags; prints the
@@ -110,9 +124,11 @@ tag_upstream() {
   echo "${applied[*]}"
 }
 
+# build_base SUITE: make (when missing) the base of that suite; sets BASE_TAG_<suite> and
+# BASE_HASH_<suite>.
 build_base() {
-  local hash tag start
-  hash=$(base_hash)
+  local suite=$1 hash tag start
+  hash=$(base_hash "$suite")
   tag="$repo-base:$hash"
   if ! docker image inspect "$tag" >/dev/null 2>&1; then
     ensure_debootstrap
@@ -122,13 +138,18 @@ build_base() {
   else
     log "$tag exists: not rebuilt"
   fi
-  BASE_TAG=$tag BASE_HASH=$hash
+  [ "$suite" = "$default_suite" ] || docker tag "$tag" "$repo-base:$suite"
+  printf -v "BASE_TAG_$suite" %s "$tag"
+  printf -v "BASE_HASH_$suite" %s "$hash"
 }
 
 build_derived() {
-  local name=$1 hash tag start ctx
+  local name=$1 hash tag start ctx suite base_tag base_hash base_tag_var base_hash_var
   ctx=$(context_dir "$name")
-  hash=$({ echo "kit $name base=$BASE_HASH"; folder_digest "$ctx"; } | short)
+  suite=$(suite_of "$name")
+  base_tag_var="BASE_TAG_$suite" base_hash_var="BASE_HASH_$suite"
+  base_tag=${!base_tag_var} base_hash=${!base_hash_var}
+  hash=$({ echo "kit $name base=$base_hash"; folder_digest "$ctx"; build_args_of "$name"; } | short)
   tag="$repo-$name:$hash"
   BUILT_TAG=$tag
   if docker image inspect "$tag" >/dev/null 2>&1; then
@@ -136,25 +157,33 @@ build_derived() {
     return 0
   fi
   start=$SECONDS
-  log "building $tag from $ctx (base $BASE_TAG)"
+  log "building $tag from $ctx (base $base_tag)"
   # Without the buildx plugin the CLI can only use the classic builder.
   if [ -z "${DOCKER_BUILDKIT:-}" ] && ! docker buildx version >/dev/null 2>&1; then
     export DOCKER_BUILDKIT=0
   fi
   # Machines (and labs) behind a TLS-inspecting proxy trust extra CAs; images whose build
   # fetches over HTTPS (pip) declare ARG EXTRA_CA_CERTS and use them for that step only.
-  local ca_args=()
+  local build_args=()
   if grep -q '^ARG EXTRA_CA_CERTS' "$ctx/Dockerfile" &&
      compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
-    ca_args=(--build-arg "EXTRA_CA_CERTS=$(cat /usr/local/share/ca-certificates/*.crt)")
+    build_args=(--build-arg "EXTRA_CA_CERTS=$(cat /usr/local/share/ca-certificates/*.crt)")
   fi
-  docker build "${ca_args[@]}" \
-    --build-arg "BASE=$BASE_TAG" \
+  local arg
+  while IFS= read -r arg; do build_args+=(--build-arg "$arg"); done < <(build_args_of "$name")
+  docker build "${build_args[@]}" \
+    --build-arg "BASE=$base_tag" \
     --label "org.labops.kit.name=$name" \
     --label "org.labops.kit.hash=$hash" \
-    --label "org.labops.kit.base=$BASE_TAG" \
+    --label "org.labops.kit.base=$base_tag" \
     --tag "$tag" "$ctx" >&2
   log "built $tag in $((SECONDS - start)) s"
+}
+
+# The KEY=VALUE lines of NAME's file `build-args` (none when it has none).
+build_args_of() {
+  [ -f "$kit/$1/build-args" ] || return 0
+  sed -n '/^[A-Za-z_][A-Za-z0-9_]*=/p' "$kit/$1/build-args"
 }
 
 # build_one NAME: build (when missing) and tag one derived image; prints its stdout line.
@@ -167,7 +196,7 @@ build_one() {
 }
 
 main() {
-  local names=("$@") name jobs out pids=() failed=0 i
+  local names=("$@") name jobs out pids=() failed=0 i base_tag_var
   [ ${#names[@]} -gt 0 ] || mapfile -t names < <(all_names)
   for name in "${names[@]}"; do
     if [ "$name" != base ] && [ ! -f "$kit/$name/Dockerfile" ] && [ ! -f "$kit/$name/context" ]; then
@@ -182,7 +211,10 @@ main() {
   exec 9>"${TMPDIR:-/tmp}/labops-kit-build.lock"
   flock -w 3600 9 || { log "another kit build holds the lock for an hour; giving up"; exit 1; }
 
-  build_base
+  # Every base the asked images need, one after the other (each is a debootstrap).
+  local suites
+  suites=$(for name in "${names[@]}"; do suite_of "$name"; done | sort -u)
+  for suite in $suites; do build_base "$suite"; done
   # Derived images only share the base, so they build side by side, LABOPS_JOBS (default 2)
   # at a time: their builds wait on apt and pip downloads as much as on the CPU. Each one's
   # stdout line is kept and printed in the order asked.
@@ -191,8 +223,9 @@ main() {
   for i in "${!names[@]}"; do
     name=${names[$i]}
     if [ "$name" = base ]; then
-      docker tag "$BASE_TAG" "$repo-base:latest"
-      echo "base $BASE_TAG $(image_id "$BASE_TAG")" >"$out/$i"
+      base_tag_var="BASE_TAG_$default_suite"
+      docker tag "${!base_tag_var}" "$repo-base:latest"
+      echo "base ${!base_tag_var} $(image_id "${!base_tag_var}")" >"$out/$i"
       continue
     fi
     while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || failed=1; done
