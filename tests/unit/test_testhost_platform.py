@@ -37,3 +37,23 @@ def test_capabilities_leave_out_what_these_machines_refuse():
     caps = set(_load('playbooks', 'vars', 'testhost_platform.yml')['testhost_capabilities'])
     assert not caps & {'SYS_RESOURCE', 'BPF', 'PERFMON', 'CHECKPOINT_RESTORE'}
     assert {'SYS_ADMIN', 'NET_ADMIN', 'MKNOD'} <= caps
+
+
+def test_every_scenario_gives_the_nested_dockerd_its_ipv6_setting():
+    """A scenario that links its own group_vars loses the base config's inline ones.
+
+    Molecule writes the base config's `inventory.group_vars` only when a scenario has no
+    `inventory.links`; such a scenario must carry docker_service_environment itself, else
+    every nested container fails to start with an IPv6 error (see docs/testing.md).
+    """
+    base = _load('.config', 'molecule', 'config.yml')['provisioner']['inventory']['group_vars']['all']
+    wanted = base['docker_service_environment']
+    assert wanted == {'DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE': '1'}
+    molecule_dir = os.path.join(ROOT, 'molecule')
+    for scenario in sorted(os.listdir(molecule_dir)):
+        config = _load('molecule', scenario, 'molecule.yml')
+        links = config.get('provisioner', {}).get('inventory', {}).get('links', {})
+        if 'group_vars' not in links:
+            continue
+        linked = os.path.join('molecule', scenario, links['group_vars'].rstrip('/'), 'all.yml')
+        assert _load(linked).get('docker_service_environment') == wanted, linked
