@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Run a module's ``main()`` in-process, the way community.internal_test_tools does.
+"""Run a module's ``main()`` in-process, the way community.internal_test_tools does; import a role's
+host program.
 
     result = run_module(sql_dump_fetch, {'url': ..., 'dest': ...})          # exit_json
     result = run_module(sql_dump_fetch, {...}, expect_failure=True)         # fail_json
     result['changed'], result['msg']
+    lb = load_program(path_to('backup', 'labops_backup.py'))              # roles/backup/files/...
 """
 
 from __future__ import absolute_import, division, print_function
@@ -12,7 +14,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import importlib.util
 import json
+import os
 
 from unittest import mock
 
@@ -63,3 +67,19 @@ def run_module(module, args, check_mode=False, diff=False, expect_failure=False)
                         'failed' if exc.failed else 'succeeded', exc.result))
                 return exc.result
     raise AssertionError('module did not call exit_json or fail_json')
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def path_to(role, name):
+    """roles/<role>/files/<name>: a program the role installs on hosts (run as a subprocess too)."""
+    return os.path.join(ROOT, 'roles', role, 'files', name)
+
+
+def load_program(path):
+    """Import a role's host program by path (it is not on sys.path); the module is named after the file."""
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

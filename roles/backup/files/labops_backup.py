@@ -10,7 +10,7 @@ a systemd service (``labops-backup run /etc/labops/backup/<service>/<job>.json``
 library only, Python 3.9+ (Debian 12/13, RHEL 9 system python).
 
     labops-backup run     CONFIG                    back up now, then prune (and copy, if configured)
-    labops-backup list    CONFIG                    artifacts, newest first
+    labops-backup list    CONFIG [--json]           artifacts, newest first
     labops-backup verify  CONFIG [ARTIFACT]         check the sha256 (default: newest)
     labops-backup prune   CONFIG [--dry-run]        apply the retention policy
     labops-backup restore CONFIG [ARTIFACT] --yes   verify, stop services, restore, start services
@@ -193,10 +193,10 @@ class Config(object):
     """One job, as written by the role into /etc/labops/backup/<service>/<job>.json (mode 0600)."""
 
     REQUIRED = ('service', 'job', 'command', 'output', 'extension', 'compress', 'backup_root', 'retention')
-    OPTIONAL = ('restore', 'copy_to')
+    OPTIONAL = ('restore', 'copy_to', 'metrics_file')
 
     def __init__(self, path, service, job, command, output, extension, compress, backup_root,
-                 retention, restore, copy_to):
+                 retention, restore, copy_to, metrics_file=None):
         self.path = path
         self.service = service
         self.job = job
@@ -208,6 +208,7 @@ class Config(object):
         self.retention = retention
         self.restore = restore
         self.copy_to = copy_to
+        self.metrics_file = metrics_file
 
     @property
     def label(self):
@@ -268,8 +269,12 @@ class Config(object):
                 args = spec.argv('args', allow_empty=True)
             copy_to = CopySpec(spec.string('rsync'), args)
 
+        metrics_file = None
+        if data.get('metrics_file') is not None:
+            metrics_file = top.absolute_path('metrics_file')
+
         return cls(source, service, job, command, output, extension, compress, backup_root,
-                   retention, restore, copy_to)
+                   retention, restore, copy_to, metrics_file)
 
 
 # -- retention (pure) --------------------------------------------------------------------------
@@ -1010,9 +1015,15 @@ class Restorer(object):
 
 # -- list / verify -----------------------------------------------------------------------------
 
-def list_artifacts(config, out):
+def list_artifacts(config, out, as_json=False):
     store = ArtifactStore(config)
     artifacts = store.artifacts()
+    if as_json:
+        out.write(json.dumps([{'name': artifact.name, 'path': artifact.path, 'bytes': artifact.size(),
+                               'timestamp': int(artifact.stamp.timestamp()),
+                               'checksum': os.path.isfile(artifact.checksum_path)}
+                              for artifact in artifacts]) + '\n')
+        return
     if not artifacts:
         out.write('no backups of %s in %s\n' % (config.label, store.directory))
         return
@@ -1032,6 +1043,46 @@ def verify_command(config, ref, out):
     with open(artifact.path, 'rb', buffering=0) as handle:
         digest = verify_artifact(artifact, handle)
     out.write('OK %s sha256 %s\n' % (artifact.path, digest))
+
+
+# -- metrics (node_exporter's textfile collector) ------------------------------------------------
+
+def metrics_text(config, succeeded, now, artifacts):
+    """The job's Prometheus textfile after a run: its outcome, and the artifacts now on disk."""
+    labels = '{service="%s",job="%s"}' % (config.service, config.job)
+    families = [
+        ('last_run_timestamp_seconds', 'When the last run ended (Unix time).', int(now)),
+        ('last_run_success', '1 when the last run wrote a backup, 0 when it failed.', 1 if succeeded else 0),
+        ('artifacts', 'Backups kept on this host.', len(artifacts)),
+    ]
+    if artifacts:
+        families += [
+            ('newest_timestamp_seconds', 'When the newest backup was taken (Unix time).',
+             int(artifacts[0].stamp.timestamp())),
+            ('newest_bytes', 'Size of the newest backup.', artifacts[0].size()),
+        ]
+    lines = []
+    for name, help_text, value in families:
+        lines += ['# HELP labops_backup_%s %s' % (name, help_text),
+                  '# TYPE labops_backup_%s gauge' % name,
+                  'labops_backup_%s%s %d' % (name, labels, value)]
+    return '\n'.join(lines) + '\n'
+
+
+def write_metrics(config, succeeded, log, now=None):
+    """Replace the job's metrics file atomically; a failure is logged, never fatal to the run."""
+    path = config.metrics_file
+    try:
+        text = metrics_text(config, succeeded, time.time() if now is None else now,
+                            ArtifactStore(config).artifacts())
+        folder = os.path.dirname(path)
+        partial = os.path.join(folder, '.%s.partial' % os.path.basename(path))
+        with open(partial, 'w') as handle:
+            handle.write(text)
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    except OSError as exc:
+        log.error('could not write the metrics file: %s' % _describe_os_error(exc))
 
 
 def _human_size(size):
@@ -1073,6 +1124,7 @@ def build_parser():
     run.add_argument('config', metavar='CONFIG')
     listing = commands.add_parser('list', help='list the artifacts, newest first')
     listing.add_argument('config', metavar='CONFIG')
+    listing.add_argument('--json', action='store_true', help='print a JSON list instead of a table')
     verify = commands.add_parser('verify', help='check the sha256 of an artifact (default: the newest)')
     verify.add_argument('config', metavar='CONFIG')
     verify.add_argument('artifact', metavar='ARTIFACT', nargs='?')
@@ -1117,9 +1169,15 @@ def main(argv=None):
         config = Config.load(args.config)
         log = Log(config.label)
         if args.action == 'run':
-            Runner(config, log=log).run()
+            succeeded = False
+            try:
+                Runner(config, log=log).run()
+                succeeded = True
+            finally:
+                if config.metrics_file:
+                    write_metrics(config, succeeded, log)
         elif args.action == 'list':
-            list_artifacts(config, sys.stdout)
+            list_artifacts(config, sys.stdout, as_json=args.json)
         elif args.action == 'verify':
             verify_command(config, args.artifact, sys.stdout)
         elif args.action == 'prune':

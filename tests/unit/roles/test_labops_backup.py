@@ -17,7 +17,6 @@ import datetime
 import fcntl
 import gzip
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -30,19 +29,14 @@ import time
 
 import pytest
 
+from ansible_collections.labops.services.tests.unit.utils import load_program
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SCRIPT = os.path.join(ROOT, 'roles', 'backup', 'files', 'labops_backup.py')
 UTC = datetime.timezone.utc
 
 
-def _import_program():
-    spec = importlib.util.spec_from_file_location('labops_backup', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-lb = _import_program()
+lb = load_program(SCRIPT)
 
 needs_rsync = pytest.mark.skipif(shutil.which('rsync') is None, reason='rsync not installed (apt-get install rsync)')
 needs_zstd = pytest.mark.skipif(shutil.which('zstd') is None, reason='zstd not installed (apt-get install zstd)')
@@ -775,3 +769,77 @@ def test_usage_errors_exit_2(argv):
                             universal_newlines=True, check=False)
     assert result.returncode == 2
     assert 'usage' in result.stderr and 'Traceback' not in result.stderr
+
+
+# -- metrics and list --json (read by the status role) ------------------------------------------
+
+def _metrics(path):
+    """{'name{labels}': value} of a textfile, checking every sample has HELP and TYPE lines."""
+    samples, declared = {}, set()
+    with open(path) as handle:
+        for line in handle.read().splitlines():
+            if line.startswith('# TYPE '):
+                declared.add(line.split()[2])
+            elif not line.startswith('#'):
+                key, value = line.rsplit(' ', 1)
+                assert key.split('{')[0] in declared, line
+                samples[key] = int(value)
+    return samples
+
+
+def test_run_writes_the_metrics_file_on_success_and_on_failure(tmp_path):
+    metrics = tmp_path / 'textfile' / 'labops_backup_demo_db.prom'
+    metrics.parent.mkdir()
+    job = Job(tmp_path, metrics_file=str(metrics))
+    old = job.add_backup('2025-03-10 02:00')
+    before = int(time.time())
+    result = job.run('run')
+    assert result.returncode == 0, result.stderr
+    newest = os.path.basename(result.stdout.strip())
+    labels = '{service="demo",job="db"}'
+    values = _metrics(str(metrics))
+    assert values['labops_backup_last_run_success' + labels] == 1
+    assert values['labops_backup_artifacts' + labels] == 2
+    assert values['labops_backup_newest_bytes' + labels] == 4
+    stamp = lb.parse_stamp(newest.split('.')[0])
+    assert values['labops_backup_newest_timestamp_seconds' + labels] == int(stamp.timestamp())
+    assert before <= values['labops_backup_last_run_timestamp_seconds' + labels] <= time.time() + 1
+    assert _mode(str(metrics)) == 0o644
+
+    job.data['command'] = ['sh', '-c', 'exit 3']
+    result = job.run('run')
+    assert result.returncode == 1
+    _assert_one_error_line(result, 'backup failed')
+    values = _metrics(str(metrics))
+    assert values['labops_backup_last_run_success' + labels] == 0
+    assert values['labops_backup_newest_timestamp_seconds' + labels] == int(stamp.timestamp())
+    assert sorted(os.listdir(str(metrics.parent))) == ['labops_backup_demo_db.prom']
+    assert old in job.artifacts()
+
+
+def test_a_metrics_file_that_cannot_be_written_does_not_fail_the_backup(tmp_path):
+    job = Job(tmp_path, metrics_file=str(tmp_path / 'missing-folder' / 'x.prom'))
+    result = job.run('run')
+    assert result.returncode == 0
+    assert 'could not write the metrics file' in result.stderr
+    assert len(job.artifacts()) == 1
+
+
+def test_metrics_file_must_be_an_absolute_path(tmp_path):
+    with pytest.raises(lb.BackupError, match="'metrics_file' must be an absolute path"):
+        lb.Config.from_data(_config_data(tmp_path, metrics_file='relative.prom'))
+
+
+def test_list_json_gives_the_artifacts_newest_first(tmp_path):
+    job = Job(tmp_path)
+    first = job.add_backup('2025-03-10 02:00', content=b'12345')
+    second = job.add_backup('2025-03-11 02:00', checksum=False)
+    result = job.run('list', '--json')
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert [item['name'] for item in listed] == [second, first]
+    assert listed[1] == {'name': first, 'path': os.path.join(job.dir, first), 'bytes': 5,
+                         'timestamp': int(at('2025-03-10 02:00').timestamp()), 'checksum': True}
+    assert listed[0]['checksum'] is False
+    (tmp_path / 'other').mkdir()
+    assert json.loads(Job(tmp_path / 'other').run('list', '--json').stdout) == []

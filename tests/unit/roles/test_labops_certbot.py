@@ -16,7 +16,6 @@ __metaclass__ = type
 
 import datetime
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +24,8 @@ import subprocess
 import sys
 
 import pytest
+
+from ansible_collections.labops.services.tests.unit.utils import load_program
 
 from ansible_collections.labops.services.tests.unit.certbot_tree import CertbotTree
 
@@ -43,14 +44,7 @@ exit "${FAKE_DOCKER_RC:-0}"
 '''
 
 
-def _import_program():
-    spec = importlib.util.spec_from_file_location('labops_certbot', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-lc = _import_program()
+lc = load_program(SCRIPT)
 
 
 def sha256(path):
