@@ -73,7 +73,8 @@ class Check(object):
     def problem_text(self):
         text = '%s %s %s: %s' % (self.system, self.kind, self.subject, self.detail)
         if self.consequences:
-            effects = ['%s answers %s' % (c.subject, c.metrics.get('status_code', 'nothing')) for c in self.consequences]
+            effects = [('%s answers %d' % (c.subject, c.metrics['status_code'])) if c.metrics.get('status_code')
+                       else '%s does not answer' % c.subject for c in self.consequences]
             text += ' (so %s)' % ', '.join(effects)
         return text
 

@@ -254,6 +254,13 @@ def test_three_problems_and_the_url_counted_under_its_container(host):
     assert any('PROBLEM' in line and 'http://datalab.lab.example/' in line for line in result['table'])
 
 
+def test_a_url_without_an_answer_is_also_counted_under_its_stopped_container(host):
+    host.containers['datalab'][0] = container('datalab-app-1', 'app', status='exited', code=1, aliases=['datalab-app'])
+    host.answers['datalab.lab.example'] = {'error': 'no HTTP answer'}
+    assert problems(run_checks(host)) == [
+        'datalab container datalab-app-1: exited (code 1) (so http://datalab.lab.example/ does not answer)']
+
+
 def test_a_url_failing_on_its_own_is_a_problem_of_its_own(host):
     host.answers['datalab-api.lab.example'] = {'status_code': 503}
     assert problems(run_checks(host)) == ['datalab url http://datalab-api.lab.example/: answers 503 through the proxy']
