@@ -77,7 +77,7 @@ def test_survey_refuses_what_awx_refuses(given, message):
 def test_multiple_choice_and_precedence():
     deploy = harness.JobTemplate.load("labops - deploy one system")
     with pytest.raises(harness.SurveyError, match="not one of"):
-        deploy.survey_answers({"deploy_system": "vidjil"})
+        deploy.survey_answers({"deploy_system": "vidjil_server"})
     merged = deploy.extra_vars({"deploy_system": "datalab"}, {"datalab_secret_key": "s"})
     assert merged == {"deploy_system": "datalab", "datalab_secret_key": "s"}
 
