@@ -13,7 +13,7 @@ INVENTORY ?= inventories/lab
 # Molecule scenarios run by `make test`: all of molecule/*/ but shared, the longest first
 # (they run LABOPS_JOBS at a time), then any scenario not yet in that list.
 ALL_SCENARIOS  := $(filter-out shared,$(notdir $(patsubst %/,%,$(wildcard molecule/*/))))
-LONGEST_FIRST  := spyglass_export alyx alyx_local datalab vidjil tls base backup compose_stack docker
+LONGEST_FIRST  := site spyglass_export alyx alyx_local datalab vidjil tls base backup compose_stack docker
 SCENARIOS      ?= $(filter $(ALL_SCENARIOS),$(LONGEST_FIRST)) $(filter-out $(LONGEST_FIRST),$(ALL_SCENARIOS))
 # Scenarios and kit tests run side by side: most of their time is spent waiting on
 # containers, so two at a time on 2 cores cuts the wall time (see docs/testing.md).

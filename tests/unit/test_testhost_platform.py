@@ -55,7 +55,26 @@ def test_every_scenario_gives_the_nested_dockerd_its_ipv6_setting():
             continue  # molecule/shared: task files the scenarios include
         config = _load('molecule', scenario, 'molecule.yml')
         links = config.get('provisioner', {}).get('inventory', {}).get('links', {})
-        if 'group_vars' not in links:
+        if not links:
             continue
-        linked = os.path.join('molecule', scenario, links['group_vars'].rstrip('/'), 'all.yml')
-        assert _load(linked).get('docker_service_environment') == wanted, linked
+        assert _linked_setting(scenario, links) == wanted, scenario
+
+
+def _linked_setting(scenario, links):
+    """docker_service_environment as the scenario's test host gets it from linked inventory files:
+    group_vars/all.yml or group_vars/all/*.yml, overridden by host_vars/labops-<scenario>.yml."""
+    found = None
+    base = os.path.join(ROOT, 'molecule', scenario)
+    candidates = []
+    if 'group_vars' in links:
+        group_vars = os.path.join(base, links['group_vars'].rstrip('/'))
+        candidates.append(os.path.join(group_vars, 'all.yml'))
+        all_dir = os.path.join(group_vars, 'all')
+        if os.path.isdir(all_dir):
+            candidates += [os.path.join(all_dir, name) for name in sorted(os.listdir(all_dir))]
+    if 'host_vars' in links:
+        candidates.append(os.path.join(base, links['host_vars'].rstrip('/'), f'labops-{scenario}.yml'))
+    for path in candidates:
+        if os.path.isfile(path):
+            found = (_load(path) or {}).get('docker_service_environment', found)
+    return found
