@@ -42,26 +42,35 @@ def _mode(value, default):
         raise FileSetError('mode %r is not an octal number like "0644"' % (value,))
 
 
-def _uid(owner):
-    if owner is None or owner == '':
+def _account_id(name, database, what):
+    """A uid or gid from a name or a number (None: leave it as it is)."""
+    if name is None or name == '':
         return None
-    if isinstance(owner, int) or str(owner).isdigit():
-        return int(owner)
+    if isinstance(name, int) or str(name).isdigit():
+        return int(name)
     try:
-        return pwd.getpwnam(owner).pw_uid
+        return database(name)[2]
     except KeyError:
-        raise FileSetError('no user %r on this host' % (owner,))
+        raise FileSetError('no %s %r on this host' % (what, name))
+
+
+def _uid(owner):
+    return _account_id(owner, pwd.getpwnam, 'user')
 
 
 def _gid(group):
-    if group is None or group == '':
-        return None
-    if isinstance(group, int) or str(group).isdigit():
-        return int(group)
+    return _account_id(group, grp.getgrnam, 'group')
+
+
+def _lstat(path, is_kind, kind):
+    """The path's lstat, None when it does not exist; refuses another kind (a symlink too)."""
     try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise FileSetError('no group %r on this host' % (group,))
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not is_kind(info.st_mode):
+        raise FileSetError('%s exists and is not %s' % (path, kind))
+    return info
 
 
 class Entry(object):
@@ -117,12 +126,7 @@ class FileSet(object):
 
     # -- folders -----------------------------------------------------------------------------
     def _directory(self, entry):
-        try:
-            info = os.lstat(entry.path)
-        except FileNotFoundError:
-            info = None
-        if info is not None and not stat.S_ISDIR(info.st_mode):
-            raise FileSetError('%s exists and is not a folder' % entry.path)
+        info = _lstat(entry.path, stat.S_ISDIR, 'a folder')
         change = self._record(entry, info)
         if change and not self.check:
             if info is None:
@@ -137,12 +141,7 @@ class FileSet(object):
     def _file(self, entry):
         if entry.content is None:
             raise FileSetError('%s has no content' % entry.path)
-        try:
-            info = os.lstat(entry.path)
-        except FileNotFoundError:
-            info = None
-        if info is not None and not stat.S_ISREG(info.st_mode):
-            raise FileSetError('%s exists and is not a regular file' % entry.path)
+        info = _lstat(entry.path, stat.S_ISREG, 'a regular file')
         before = None
         if info is not None:
             with open(entry.path, 'rb') as handle:
